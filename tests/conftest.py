@@ -35,6 +35,8 @@ SCRIPTS = {
 
 # Variables from the developer's shell that would change what a job does.
 ISOLATED_ENV_VARS = (
+    "BANK_MARKETING_CSV",
+    "LOOP_DATA_URL",
     "LOOP_WORKDIR",
     "MLFLOW_TRACKING_URI",
     "MLFLOW_EXPERIMENT_NAME",

@@ -197,6 +197,11 @@ def normalize_labels(
     return mapped.astype(object)
 
 
+def read_text_table(path: Path, description: str) -> pd.DataFrame:
+    """Read any CSV as text columns with normalized headers (no schema check)."""
+    return _normalize_headers(_read_raw(path, description), path, description)
+
+
 def load_table(
     path: Path,
     description: str,
