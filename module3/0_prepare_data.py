@@ -2,7 +2,8 @@
 
 Downloads the UCI zip where the internet is reachable; offline, pass --source
 PATH or set BANK_MARKETING_CSV to a local bank-full.csv (UCI's ';' format or
-comma CSV). Safe to rerun: the same content is not written twice.
+comma CSV). Safe to rerun: the same content is not written twice, and with
+neither --source nor --url an existing banking_train.csv is kept as it is.
 """
 
 import argparse
@@ -51,6 +52,12 @@ def main(args: argparse.Namespace, workspace) -> int:
     from retraining.prepare import UCI_ZIP_URL, download_uci_csv, prepare_training_data
 
     local_copy = args.source or (None if args.url else os.environ.get("BANK_MARKETING_CSV"))
+    if not local_copy and not args.url and workspace.train_csv.exists():
+        print(
+            f"{workspace.train_csv} exists; nothing downloaded. Pass --url or "
+            f"--source to prepare it again"
+        )
+        return 0
     if local_copy:
         source = Path(local_copy).expanduser().resolve()
     else:
@@ -66,4 +73,4 @@ def main(args: argparse.Namespace, workspace) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(run_job("0_prepare_data", build_parser(), main))
+    sys.exit(run_job("0_prepare_data", build_parser, main))

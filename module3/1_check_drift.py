@@ -173,4 +173,4 @@ def main(args: argparse.Namespace, workspace) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(run_job("1_check_drift", build_parser(), main))
+    sys.exit(run_job("1_check_drift", build_parser, main))

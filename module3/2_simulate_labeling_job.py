@@ -53,7 +53,9 @@ def main(args: argparse.Namespace, workspace) -> int:
     from retraining.files import read_state_json, sha256_file, utc_timestamp
 
     status = read_state_json(
-        workspace.drift_status, "module3/1_check_drift.py", ("drift_detected", "batch")
+        workspace.drift_status,
+        "module3/1_check_drift.py",
+        ("drift_detected", "batch.path", "batch.sha256"),
     )
     if not status["drift_detected"] and not args.force:
         print("No drift recorded in drift_status.json: nothing to label.")
@@ -130,4 +132,4 @@ def main(args: argparse.Namespace, workspace) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(run_job("2_simulate_labeling_job", build_parser(), main))
+    sys.exit(run_job("2_simulate_labeling_job", build_parser, main))

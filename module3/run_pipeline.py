@@ -51,4 +51,4 @@ def main(args: argparse.Namespace, workspace) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(run_job("run_pipeline", build_parser(), main))
+    sys.exit(run_job("run_pipeline", build_parser, main))

@@ -8,6 +8,8 @@ temporary artifact root, started once per test session.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import socket
 import subprocess
@@ -49,6 +51,21 @@ ISOLATED_ENV_VARS = (
     "LOOP_CHAIN_MODE",
     "LOOP_DEPLOY_TARGET",
 )
+
+
+def write_batch_manifest(labeled: Path, source_batch: Path) -> None:
+    """Write the manifest job 2 writes beside a labeled batch, for tests that
+    stand in for jobs 1 and 2 with files of their own."""
+    manifest = {
+        "source_batch": {
+            "path": f"data/{source_batch.name}",
+            "sha256": hashlib.sha256(source_batch.read_bytes()).hexdigest(),
+        },
+        "label_source": {"kind": "test"},
+        "path": labeled.name,
+        "sha256": hashlib.sha256(labeled.read_bytes()).hexdigest(),
+    }
+    labeled.with_suffix(".json").write_text(json.dumps(manifest), encoding="utf-8")
 
 
 def free_port() -> int:

@@ -10,6 +10,7 @@ raises InvalidInputError naming the file, column, row and value on bad input.
 from __future__ import annotations
 
 import csv
+import io
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,6 +72,9 @@ LABEL_SPELLINGS = {
     "0.0": NEGATIVE_LABEL,
 }
 
+# Name of the index that holds each row's line number in its file.
+LINE_INDEX = "line"
+
 # How many bad values an error message lists before it only counts them.
 MAX_LISTED_VALUES = 5
 
@@ -92,60 +96,112 @@ class Table:
 
 
 def file_line(position: int) -> int:
-    """Return the line number in the file of the row at ``position`` (header is 1)."""
+    """Return the line number in the file of the row at ``position`` (header is 1).
+
+    Exact only for files with one line per row and no blank lines; tables read
+    by ``read_text_table`` carry the real line numbers in their index instead.
+    """
     return position + 2
 
 
-def detect_separator(path: Path) -> str:
+def _line_of(values: pd.Series, position: int) -> int:
+    """Return the file line of the row at ``position`` in ``values``."""
+    if values.index.name == LINE_INDEX:
+        return int(values.index[position])
+    return file_line(position)
+
+
+def detect_separator(text: str) -> str:
     """Return ``;`` for UCI's format and ``,`` otherwise, judged by the header."""
-    with open(path, encoding="utf-8-sig", newline="") as handle:
-        header = handle.readline()
+    header = next((line for line in text.splitlines() if line.strip()), "")
     return ";" if header.count(";") > header.count(",") else ","
 
 
-def _read_raw(path: Path, description: str) -> pd.DataFrame:
+def _read_text(path: Path, description: str) -> str:
     if not path.exists():
         raise InvalidInputError(f"{description} {path} not found: check the path")
     if not path.is_file():
         raise InvalidInputError(f"{description} {path} is not a file: check the path")
-    if path.stat().st_size == 0:
+    try:
+        content = path.read_bytes()
+    except OSError as error:
+        raise InvalidInputError(
+            f"cannot read {description} {path} ({error.strerror}): check the file's "
+            f"permissions"
+        ) from None
+    if b"\x00" in content:
+        raise InvalidInputError(
+            f"{description} {path} is not a text CSV file (it contains NUL bytes): "
+            f"export it again as UTF-8 CSV"
+        )
+    try:
+        text = content.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise InvalidInputError(
+            f"{description} {path} is not UTF-8 text (invalid byte at offset "
+            f"{error.start}): save it as UTF-8 CSV"
+        ) from None
+    if not text.strip():
         raise InvalidInputError(
             f"{description} {path} is empty: expected a CSV file with a header row"
         )
+    return text
+
+
+def _parse_rows(text: str, separator: str, path: Path, description: str):
+    """Return the header, the data rows and each row's line number in the file."""
+    reader = csv.reader(
+        io.StringIO(text, newline=""), delimiter=separator, skipinitialspace=True
+    )
+    rows, lines = [], []
     try:
-        separator = detect_separator(path)
-        raw = pd.read_csv(
-            path,
-            sep=separator,
-            dtype=str,
-            keep_default_na=False,
-            encoding="utf-8-sig",
-            quoting=csv.QUOTE_MINIMAL,
-            skip_blank_lines=True,
-        )
-    except UnicodeDecodeError as error:
+        for row in reader:
+            if row and any(cell.strip() for cell in row):
+                rows.append(row)
+                lines.append(reader.line_num)
+    except csv.Error as error:
         raise InvalidInputError(
-            f"{description} {path} is not UTF-8 text ({error}): save it as UTF-8 CSV"
+            f"{description} {path} is not a valid CSV file (line {reader.line_num}: "
+            f"{error}): check its separator and quoting"
         ) from None
-    except pd.errors.EmptyDataError:
-        raise InvalidInputError(
-            f"{description} {path} has no header row: expected a CSV file"
-        ) from None
-    except (pd.errors.ParserError, csv.Error, ValueError) as error:
-        message = str(error).strip().splitlines()[0] if str(error).strip() else error
-        raise InvalidInputError(
-            f"{description} {path} is not a valid CSV file ({message}): check its "
-            f"separator and quoting"
-        ) from None
-    if raw.empty:
+    if len(rows) < 2:
         raise InvalidInputError(
             f"{description} {path} has a header but no rows: expected at least one row"
         )
+    return rows[0], rows[1:], lines[1:]
+
+
+def _check_row_lengths(
+    header: list[str], rows: list[list[str]], lines: list[int], path: Path, description: str
+) -> None:
+    bad = [position for position, row in enumerate(rows) if len(row) != len(header)]
+    if bad:
+        first = bad[0]
+        raise InvalidInputError(
+            f"{description} {path}: line {lines[first]} has {len(rows[first])} "
+            f"field(s), but the header has {len(header)}; {len(bad)} row(s) differ. "
+            f"The file may be truncated or mix separators: fix or remove those rows"
+        )
+
+
+def _read_raw(path: Path, description: str) -> pd.DataFrame:
+    """Read a CSV file as text cells, indexed by each row's line in the file."""
+    text = _read_text(path, description)
+    separator = detect_separator(text)
+    header, rows, lines = _parse_rows(text, separator, path, description)
+    _check_row_lengths(header, rows, lines, path, description)
+    names = [f"column {position + 1}" for position in range(len(header))]
+    raw = pd.DataFrame(rows, columns=names, dtype=object)
+    raw.index = pd.Index(lines, name=LINE_INDEX)
+    raw.attrs["header"] = header
     return raw
 
 
 def _normalize_headers(raw: pd.DataFrame, path: Path, description: str) -> pd.DataFrame:
-    headers = [str(name).strip().strip('"').strip().lower() for name in raw.columns]
+    headers = []
+    for position, name in enumerate(raw.attrs.get("header", raw.columns)):
+        cleaned = str(name).strip().strip('"').strip().lower()
+        headers.append(cleaned or f"(unnamed column {position + 1})")
     duplicates = sorted({name for name in headers if headers.count(name) > 1})
     if duplicates:
         raise InvalidInputError(
@@ -156,22 +212,26 @@ def _normalize_headers(raw: pd.DataFrame, path: Path, description: str) -> pd.Da
     return raw
 
 
-def _parse_numeric(values: pd.Series, column: str, path: Path, description: str):
+def _parse_numeric(
+    values: pd.Series, column: str, path: Path, description: str
+) -> pd.Series:
     numbers = pd.to_numeric(values.where(values != ""), errors="coerce")
-    bad = numbers.isna() & (values != "")
+    numbers = numbers.astype("float64")
+    bad = ~np.isfinite(numbers) & (values != "")
     if bad.any():
         positions = np.flatnonzero(bad.to_numpy())
         first = positions[0]
         raise InvalidInputError(
-            f"{description} {path}: column {column!r} must be numeric, but row "
-            f"{file_line(first)} (line in the file) has {values.iloc[first]!r}; "
-            f"{len(positions)} cell(s) in that column are not numbers. Fix or "
+            f"{description} {path}: column {column!r} must be numeric, but line "
+            f"{_line_of(values, first)} has {values.iloc[first]!r}; "
+            f"{len(positions)} cell(s) in that column are not finite numbers. Fix or "
             f"remove those rows"
         )
-    integral = numbers.dropna()
-    if not numbers.isna().any() and (integral == integral.round()).all():
+    present = numbers.dropna()
+    whole = (present == present.round()).all() and (present.abs() <= 2**53).all()
+    if not numbers.isna().any() and whole:
         return numbers.astype("int64")
-    return numbers.astype("float64")
+    return numbers
 
 
 def normalize_labels(
@@ -179,7 +239,7 @@ def normalize_labels(
 ) -> pd.Series:
     """Map yes/no, y/n, true/false and 1/0 (any case) to ``yes``/``no``.
 
-    Raises InvalidInputError naming the unknown or empty values and their rows.
+    Raises InvalidInputError naming the invalid or empty values and their lines.
     """
     cleaned = values.fillna("").astype(str).str.strip().str.lower()
     mapped = cleaned.map(LABEL_SPELLINGS)
@@ -187,7 +247,7 @@ def normalize_labels(
     if bad.any():
         positions = np.flatnonzero(bad.to_numpy())
         listed = ", ".join(
-            f"row {file_line(position)}: {values.iloc[position]!r}"
+            f"line {_line_of(values, position)}: {values.iloc[position]!r}"
             for position in positions[:MAX_LISTED_VALUES]
         )
         raise InvalidInputError(
@@ -225,7 +285,7 @@ def load_table(
         )
 
     stripped = raw.apply(lambda column: column.str.strip())
-    normalized_cells = int((stripped != raw).to_numpy().sum())
+    changed = stripped != raw
     frame = pd.DataFrame(index=raw.index)
     for column in FEATURE_COLUMNS:
         values = stripped[column]
@@ -233,8 +293,9 @@ def load_table(
             frame[column] = _parse_numeric(values, column, path, description)
         else:
             lowered = values.str.lower()
-            normalized_cells += int((lowered != values).sum())
+            changed[column] |= lowered != values
             frame[column] = lowered.where(lowered != "", np.nan)
+    normalized_cells = int(changed[FEATURE_COLUMNS].to_numpy().sum())
     if TARGET_COLUMN in stripped.columns:
         if require_target:
             frame[TARGET_COLUMN] = normalize_labels(
@@ -271,7 +332,7 @@ def _check_ids(ids: pd.Series, id_column: str, path: Path, description: str) -> 
     if len(empty):
         raise InvalidInputError(
             f"{description} {path}: id column {id_column!r} is empty in "
-            f"{len(empty)} row(s), first at row {file_line(empty[0])}; every row "
+            f"{len(empty)} row(s), first at line {_line_of(ids, empty[0])}; every row "
             f"needs an id"
         )
     duplicated = ids[ids.duplicated(keep=False)]

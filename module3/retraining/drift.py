@@ -29,7 +29,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_NUMERIC_METHOD = "wasserstein"
 DEFAULT_CATEGORICAL_METHOD = "jensenshannon"
-# Evidently drift methods that return a distance (larger means more drift).
+# Evidently drift methods whose score grows with drift (distances and PSI), so
+# that "score >= threshold" means drift for every one of them.
 NUMERIC_METHODS = ("wasserstein", "psi", "hellinger", "kl_div", "jensenshannon")
 CATEGORICAL_METHODS = ("jensenshannon", "psi", "hellinger", "kl_div")
 DEFAULT_THRESHOLD = 0.1

@@ -87,18 +87,25 @@ def store_simulated_batch(
             return Batch(batch, existing, digest, DEFAULT_ID_COLUMN, True, outcomes_path)
 
     ensure_dir(workspace.data_dir)
+    path = next_numbered_path(workspace.data_dir, BATCH_PREFIX, ".csv")
+    number = int(path.stem.removeprefix(BATCH_PREFIX))
     while True:
-        path = next_numbered_path(workspace.data_dir, BATCH_PREFIX, ".csv")
+        # An outcomes file without its batch (left by a killed run) only makes
+        # this loop try the next number; it is never overwritten.
+        path = workspace.data_dir / f"{BATCH_PREFIX}{number:02d}.csv"
         outcomes_path = path.with_name(f"{path.stem}_outcomes.csv")
+        number += 1
         try:
             write_exclusive(outcomes_path, lambda temporary: write_csv(outcomes, temporary))
         except FileExistsError:
             continue
         try:
             write_exclusive(path, lambda temporary: temporary.write_text(text))
-        except FileExistsError:
-            outcomes_path.unlink()
-            continue
+        except BaseException as error:
+            outcomes_path.unlink(missing_ok=True)
+            if isinstance(error, FileExistsError):
+                continue
+            raise
         break
     log.info("wrote simulated batch %s (%d rows) and %s", path, len(batch), outcomes_path)
     return Batch(batch, path, digest, DEFAULT_ID_COLUMN, True, outcomes_path)
@@ -142,6 +149,15 @@ def reference_files(workspace: Workspace) -> list[Path]:
         )
         files = info.get("training_files") or []
         if info.get("deployed") and files:
+            if not isinstance(files, list) or not all(
+                isinstance(entry, dict) and isinstance(entry.get("path"), str)
+                for entry in files
+            ):
+                raise InvalidInputError(
+                    f"{workspace.deployment_info} is corrupt or invalid "
+                    f"(training_files must be a list of objects with a 'path'); the "
+                    f"file is written by module3/4_register_and_deploy.py: rerun it"
+                )
             paths = [resolve_workspace_path(entry["path"], workspace) for entry in files]
             log.info("reference: the training files of the deployed model: %s", paths)
             return paths

@@ -49,7 +49,7 @@ def ensure_dir(path: Path) -> Path:
         path.mkdir(parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError):
         raise OutputWriteError(
-            f"cannot create folder {path}: a file is in the way; move or remove "
+            f"failed to create folder {path}: a file is in the way; move or remove "
             f"that file, or choose another workspace with --workdir"
         ) from None
     except OSError as error:
@@ -64,22 +64,45 @@ def _write_error(path: Path, error: OSError) -> OutputWriteError:
         reason = f"{error.strerror}; make the folder writable or use --workdir"
     else:
         reason = f"{error.strerror or error}"
-    return OutputWriteError(f"cannot write {path}: {reason}. Earlier outputs are intact")
+    return OutputWriteError(
+        f"failed to write {path}: {reason}. Earlier outputs are intact"
+    )
+
+
+# Temporary files of writes in progress; run_job removes what an interrupted
+# write left behind.
+_PENDING_TEMPORARIES: set[Path] = set()
+
+
+def remove_pending_temporaries() -> None:
+    """Delete the temporary files of writes that did not finish."""
+    for temporary in list(_PENDING_TEMPORARIES):
+        temporary.unlink(missing_ok=True)
+        _PENDING_TEMPORARIES.discard(temporary)
+
+
+def _discard_temporary(temporary: Path) -> None:
+    temporary.unlink(missing_ok=True)
+    _PENDING_TEMPORARIES.discard(temporary)
 
 
 def _write_temporary(path: Path, write: Callable[[Path], None]) -> Path:
     ensure_dir(path.parent)
-    handle, temporary_name = tempfile.mkstemp(
-        prefix=f".{path.name}.", suffix=".tmp", dir=path.parent
-    )
-    os.close(handle)
-    temporary = Path(temporary_name)
     try:
+        handle, temporary_name = tempfile.mkstemp(
+            prefix=f".{path.name}.", suffix=".tmp", dir=path.parent
+        )
+    except OSError as error:
+        raise _write_error(path, error) from None
+    temporary = Path(temporary_name)
+    _PENDING_TEMPORARIES.add(temporary)
+    try:
+        os.close(handle)
         write(temporary)
         with open(temporary, "rb+") as stream:
             os.fsync(stream.fileno())
     except BaseException as error:
-        temporary.unlink(missing_ok=True)
+        _discard_temporary(temporary)
         if isinstance(error, OSError):
             raise _write_error(path, error) from None
         raise
@@ -92,8 +115,9 @@ def write_atomic(path: Path, write: Callable[[Path], None]) -> None:
     try:
         os.replace(temporary, path)
     except OSError as error:
-        temporary.unlink(missing_ok=True)
         raise _write_error(path, error) from None
+    finally:
+        _discard_temporary(temporary)
 
 
 def write_exclusive(path: Path, write: Callable[[Path], None]) -> None:
@@ -110,7 +134,7 @@ def write_exclusive(path: Path, write: Callable[[Path], None]) -> None:
     except OSError as error:
         raise _write_error(path, error) from None
     finally:
-        temporary.unlink(missing_ok=True)
+        _discard_temporary(temporary)
 
 
 def write_text_atomic(path: Path, text: str) -> None:
@@ -128,7 +152,8 @@ def read_state_json(
     """Read a state file that another job writes, or raise InvalidInputError.
 
     ``written_by`` names the job to run (for example ``module3/1_check_drift.py``)
-    when the file is missing, unreadable, not a JSON object or lacks a key.
+    when the file is missing, unreadable, not a JSON object or lacks a key. A
+    dotted key (``batch.sha256``) names a key inside a nested object.
     """
     if not path.exists():
         raise InvalidInputError(
@@ -137,19 +162,31 @@ def read_state_json(
     try:
         payload = json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise InvalidInputError(
-            f"{path} is corrupt ({error}): rerun {written_by} to write it again"
-        ) from None
+        raise _invalid_state(path, written_by, f"not valid JSON: {error}") from None
+    except OSError as error:
+        raise _invalid_state(path, written_by, f"cannot be read: {error}") from None
     if not isinstance(payload, dict):
-        raise InvalidInputError(
-            f"{path} is corrupt (expected a JSON object): rerun {written_by}"
-        )
-    missing = [key for key in required_keys if key not in payload]
+        raise _invalid_state(path, written_by, "expected a JSON object")
+    missing = [key for key in required_keys if not _has_key(payload, key)]
     if missing:
-        raise InvalidInputError(
-            f"{path} is corrupt (missing keys {missing}): rerun {written_by}"
-        )
+        raise _invalid_state(path, written_by, f"missing keys {missing}")
     return payload
+
+
+def _has_key(payload: dict[str, Any], dotted_key: str) -> bool:
+    value: Any = payload
+    for key in dotted_key.split("."):
+        if not isinstance(value, dict) or key not in value:
+            return False
+        value = value[key]
+    return True
+
+
+def _invalid_state(path: Path, written_by: str, reason: str) -> InvalidInputError:
+    return InvalidInputError(
+        f"{path} is corrupt or invalid ({reason}); the file is written by "
+        f"{written_by}: rerun that job to write it again"
+    )
 
 
 def numbered_paths(folder: Path, prefix: str, suffix: str) -> list[tuple[int, Path]]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -47,16 +46,6 @@ LABELED_PREFIX = "new_labeled_batch_"
 RETIREE_MIN_AGE = 60
 RETIREE_MIN_BALANCE = 1000
 FATIGUE_MIN_CONTACTS = 5
-
-
-@dataclass
-class LabeledBatch:
-    path: Path
-    manifest_path: Path
-    rows: int
-    yes_rate_before: float | None
-    yes_rate_after: float
-    written: bool
 
 
 def apply_business_rules(

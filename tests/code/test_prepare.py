@@ -141,3 +141,15 @@ def test_missing_source_exits_2(workspace):
 
     assert result.returncode == 2
     assert "/nonexistent/bank.csv" in result.stderr
+
+
+def test_existing_data_kept_without_source(prepared_workspace):
+    train = prepared_workspace / "data" / "banking_train.csv"
+    before = train.read_bytes()
+
+    result = run_script(0, env=job_env(prepared_workspace))
+
+    assert result.returncode == 0, result.stderr
+    assert "nothing downloaded" in result.stdout
+    assert "downloading" not in result.stderr
+    assert train.read_bytes() == before

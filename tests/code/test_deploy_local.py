@@ -1,0 +1,253 @@
+"""Job 4 with the local target: real registry, real ``mlflow models serve``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import requests
+from mlflow.tracking import MlflowClient
+
+from conftest import free_port, job_env, run_script, write_batch_manifest
+from retraining.config import CHAMPION_ALIAS, MODEL_NAME
+from retraining.deploy import resolve_target
+from retraining.deploy.local import is_scoring_server, process_exists
+from retraining.deploy.local import stop_process_group
+from retraining.errors import InvalidInputError
+
+BATCH_ROWS = 300
+
+
+def write_batch(workspace: Path, seed: int = 1) -> Path:
+    """Write a labeled batch and drift_status.json from training rows.
+
+    Stands in for jobs 1 and 2, so these tests depend only on jobs 0, 3 and 4.
+    """
+    data = workspace / "data"
+    rows = pd.read_csv(data / "banking_train.csv").sample(BATCH_ROWS, random_state=seed)
+    rows.insert(0, "record_id", [f"r{index}" for index in range(len(rows))])
+    batch = data / "production_batch_01.csv"
+    rows.drop(columns="y").to_csv(batch, index=False)
+    rows.to_csv(data / "new_labeled_batch_01.csv", index=False)
+    write_batch_manifest(data / "new_labeled_batch_01.csv", batch)
+    status = {"drift_detected": True, "batch": {"path": "data/production_batch_01.csv"}}
+    (workspace / "outputs").mkdir(exist_ok=True)
+    (workspace / "outputs" / "drift_status.json").write_text(json.dumps(status))
+    return batch
+
+
+def read_deployment(workspace: Path) -> dict:
+    path = workspace / "outputs" / "deployment_info.json"
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def recorded_pids(workspace: Path) -> set[int]:
+    outputs = workspace / "outputs"
+    paths = [outputs / "deployment_info.json"]
+    paths += list((outputs / "history").glob("deployment_info*.json"))
+    pids = set()
+    for path in paths:
+        if path.is_file():
+            pid = json.loads(path.read_text(encoding="utf-8")).get("pid")
+            if isinstance(pid, int):
+                pids.add(pid)
+    return pids
+
+
+def stop_servers(workspace: Path) -> None:
+    for pid in recorded_pids(workspace):
+        if is_scoring_server(pid):
+            stop_process_group(pid)
+
+
+def deploy(workspace: Path, uri: str, port: int, **extra: str):
+    env = job_env(workspace, uri, LOOP_DEPLOY_TARGET="local", **extra)
+    return run_script(4, "--port", str(port), env=env, timeout=400)
+
+
+@pytest.fixture(scope="module")
+def deploy_workspace(tmp_path_factory, prepared_data, mlflow_server):
+    root = tmp_path_factory.mktemp("deploy")
+    (root / "data").mkdir()
+    (root / "data" / "banking_train.csv").write_bytes(prepared_data.read_bytes())
+    write_batch(root)
+    result = run_script(3, env=job_env(root, mlflow_server.uri))
+    assert result.returncode == 0, result.stderr
+    yield root
+    stop_servers(root)
+
+
+@pytest.fixture(scope="module")
+def first_deploy(deploy_workspace, mlflow_server) -> dict:
+    started = time.monotonic()
+    result = deploy(deploy_workspace, mlflow_server.uri, free_port())
+    assert result.returncode == 0, result.stderr
+    info = read_deployment(deploy_workspace)
+    info["_stdout"] = result.stdout
+    info["_seconds"] = time.monotonic() - started
+    return info
+
+
+def test_deploy_marks_deployed(first_deploy):
+    assert first_deploy["deployed"] is True
+
+
+def test_deploy_registers_run(first_deploy, mlflow_server):
+    client = MlflowClient(tracking_uri=mlflow_server.uri)
+    version = client.get_model_version(MODEL_NAME, first_deploy["version"])
+    assert version.run_id == first_deploy["run_id"]
+
+
+def test_deploy_sets_champion_alias(first_deploy, mlflow_server):
+    client = MlflowClient(tracking_uri=mlflow_server.uri)
+    version = client.get_model_version_by_alias(MODEL_NAME, CHAMPION_ALIAS)
+    assert version.version == first_deploy["version"]
+
+
+def test_deploy_smoke_test_ok(first_deploy):
+    assert first_deploy["smoke_test"]["ok"] is True
+
+
+def test_deploy_prints_kill_hint(first_deploy):
+    assert f"kill {first_deploy['pid']}" in first_deploy["_stdout"]
+
+
+def test_server_predicts_batch_rows(first_deploy, deploy_workspace):
+    rows = pd.read_csv(deploy_workspace / "data" / "production_batch_01.csv")
+    rows = rows.drop(columns="record_id").head(50)
+    payload = {"dataframe_split": json.loads(rows.to_json(orient="split", index=False))}
+    response = requests.post(first_deploy["endpoint_url"], json=payload, timeout=60)
+    predictions = response.json()["predictions"]
+    assert len(predictions) == 50
+    assert set(predictions) <= {"yes", "no"}
+
+
+def test_rerun_starts_no_second_server(first_deploy, deploy_workspace, mlflow_server):
+    result = deploy(deploy_workspace, mlflow_server.uri, first_deploy["port"])
+    assert result.returncode == 0, result.stderr
+    assert "no second server" in result.stdout
+    assert read_deployment(deploy_workspace)["pid"] == first_deploy["pid"]
+
+
+@pytest.fixture(scope="module")
+def redeploy(deploy_workspace, mlflow_server, first_deploy) -> dict:
+    """A forced retrain, then job 4 asked for a port another program holds."""
+    result = run_script(3, "--force", env=job_env(deploy_workspace, mlflow_server.uri))
+    assert result.returncode == 0, result.stderr
+    with socket.socket() as blocker:
+        blocker.bind(("127.0.0.1", 0))
+        blocker.listen()
+        blocked_port = blocker.getsockname()[1]
+        result = deploy(deploy_workspace, mlflow_server.uri, blocked_port)
+    assert result.returncode == 0, result.stderr
+    info = read_deployment(deploy_workspace)
+    info["_blocked_port"] = blocked_port
+    return info
+
+
+def test_redeploy_new_run(redeploy, first_deploy):
+    assert redeploy["run_id"] != first_deploy["run_id"]
+
+
+def test_redeploy_new_version(redeploy, first_deploy):
+    assert int(redeploy["version"]) > int(first_deploy["version"])
+
+
+def test_redeploy_avoids_taken_port(redeploy):
+    assert redeploy["port"] != redeploy["_blocked_port"]
+
+
+def test_redeploy_stops_old_server(redeploy, first_deploy):
+    assert not process_exists(first_deploy["pid"])
+
+
+def test_redeploy_new_server_answers(redeploy):
+    base = redeploy["endpoint_url"].rsplit("/", 1)[0]
+    assert requests.get(f"{base}/ping", timeout=10).status_code == 200
+
+
+def test_redeploy_keeps_history(redeploy, deploy_workspace):
+    history = list((deploy_workspace / "outputs" / "history").glob("deployment_info*"))
+    assert len(history) >= 1
+
+
+def test_unactivated_interpreter_serves(redeploy, deploy_workspace, mlflow_server):
+    stop_process_group(redeploy["pid"])
+    venv_bin = str(Path(sys.executable).parent)
+    path = os.pathsep.join(
+        part for part in os.environ.get("PATH", "").split(os.pathsep)
+        if part and Path(part) != Path(venv_bin)
+    )
+    env = job_env(deploy_workspace, mlflow_server.uri, LOOP_DEPLOY_TARGET="local")
+    env["PATH"] = path or "/usr/bin:/bin"
+    env.pop("VIRTUAL_ENV", None)
+    result = run_script(4, "--port", str(free_port()), env=env, timeout=400)
+    assert result.returncode == 0, result.stderr
+    assert read_deployment(deploy_workspace)["pid"] != redeploy["pid"]
+
+
+def test_missing_run_info_exit_2(workspace):
+    result = run_script(4, env=job_env(workspace))
+    assert result.returncode == 2
+    assert "3_retrain_model.py" in result.stderr
+
+
+def test_corrupt_run_info_exit_2(workspace):
+    (workspace / "outputs").mkdir()
+    (workspace / "outputs" / "retrain_run_info.json").write_text("{not json")
+    result = run_script(4, env=job_env(workspace))
+    assert result.returncode == 2
+    assert "corrupt" in result.stderr
+
+
+def test_unreachable_tracking_exit_3(workspace):
+    (workspace / "outputs").mkdir()
+    run_info = {"run_id": "0" * 32, "model_uri": "runs:/x/model", "training_files": []}
+    (workspace / "outputs" / "retrain_run_info.json").write_text(json.dumps(run_info))
+    uri = f"http://127.0.0.1:{free_port()}"
+    env = job_env(workspace, uri, LOOP_DEPLOY_TARGET="local")
+    started = time.monotonic()
+    result = run_script(4, "--mlflow-timeout", "3", env=env, timeout=120)
+    assert result.returncode == 3
+    assert uri in result.stderr
+    assert time.monotonic() - started < 60
+
+
+def target_args(target: str | None = None) -> argparse.Namespace:
+    return argparse.Namespace(target=target)
+
+
+def test_target_auto_outside_cml(monkeypatch):
+    monkeypatch.delenv("CDSW_PROJECT_ID", raising=False)
+    monkeypatch.delenv("LOOP_DEPLOY_TARGET", raising=False)
+    assert resolve_target(target_args()) == "local"
+
+
+def test_target_env_local(monkeypatch):
+    monkeypatch.setenv("LOOP_DEPLOY_TARGET", "local")
+    assert resolve_target(target_args()) == "local"
+
+
+def test_target_flag_wins_over_env(monkeypatch):
+    monkeypatch.setenv("LOOP_DEPLOY_TARGET", "cml")
+    assert resolve_target(target_args("local")) == "local"
+
+
+def test_target_invalid_env_raises(monkeypatch):
+    monkeypatch.setenv("LOOP_DEPLOY_TARGET", "cloud")
+    with pytest.raises(InvalidInputError):
+        resolve_target(target_args())
+
+
+def test_target_cml_without_cmlapi_raises(monkeypatch):
+    monkeypatch.setitem(sys.modules, "cmlapi", None)
+    monkeypatch.setenv("CDSW_DOMAIN", "ml.example.test")
+    with pytest.raises(InvalidInputError, match="ml.example.test/api/v2/python.tar.gz"):
+        resolve_target(target_args("cml"))
