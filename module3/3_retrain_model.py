@@ -107,6 +107,11 @@ def main(args: argparse.Namespace, workspace) -> int:
     timeout = resolve_timeout(args)
     inputs = retrain.load_inputs(workspace)
     if settings.chain_mode and not settings.force:
+        # In a CML chain this job runs after every drift check, drift or not,
+        # so it trains only when job 2 has added a labeled batch.
+        if len(inputs) == 1:
+            print("nothing to retrain: no labeled batch yet (chain mode)")
+            return 0
         if retrain.already_trained(workspace, inputs, settings):
             print(
                 "nothing to retrain: outputs/retrain_run_info.json names a run "

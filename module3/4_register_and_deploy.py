@@ -47,11 +47,15 @@ def main(args: argparse.Namespace, workspace) -> int:
     from retraining.deploy import resolve_target
     from retraining.files import read_state_json
 
+    chain_mode = env_setting("LOOP_CHAIN_MODE", False, parse_bool)
+    if chain_mode and not workspace.retrain_run_info.exists():
+        print("nothing to deploy: job 3 has not trained a model yet (chain mode)")
+        return 0
     run_info = read_state_json(
         workspace.retrain_run_info, "module3/3_retrain_model.py", RUN_INFO_KEYS
     )
     target = resolve_target(args)
-    if env_setting("LOOP_CHAIN_MODE", False, parse_bool):
+    if chain_mode:
         if already_deployed(workspace, run_info, target):
             print(f"nothing to deploy: run {run_info['run_id']} is already deployed")
             return 0

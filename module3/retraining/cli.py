@@ -222,16 +222,17 @@ def run_job(
 ) -> int:
     """Parse arguments, take the job's lock, run ``main`` and map errors to codes.
 
-    ``parser`` is an ArgumentParser or a function that builds one; a function
-    is called inside the error handling, so a bad environment variable read
-    while building it exits 2, not 1. Returns the exit code: ``main``'s own
-    result, 2 for invalid input, 3 for a failed external service, 4 for any
-    other error (also an exit with code 1 requested by a library), 130 after
-    SIGINT and 143 after SIGTERM.
+    ``parser`` is an ArgumentParser or a function that builds one. A function is
+    called inside the error handling, so a bad environment variable read while
+    building the parser exits 2, not 1.
+
+    Returns the exit code: ``main``'s own result, 2 for invalid input, 3 for a
+    failed external service, 4 for any other error (also for a library's
+    ``sys.exit(1)``), 130 after SIGINT and 143 after SIGTERM.
     """
     signal.signal(signal.SIGTERM, _raise_terminated)
-    # A job started with SIGINT ignored (as some schedulers do) still stops
-    # cleanly on Ctrl-C.
+    # A POSIX shell starts background commands with SIGINT ignored; restore
+    # Python's handler so that SIGINT still stops the job cleanly.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     streams = sys.stdout, sys.stderr
     sys.stdout, sys.stderr = RedactingStream(sys.stdout), RedactingStream(sys.stderr)

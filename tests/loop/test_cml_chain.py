@@ -72,8 +72,16 @@ def test_chain_drift_then_clean(
     assert deployment["run_id"] == run_info["run_id"]
     assert len(_fake.read_state(state)["deployments"]) == 1
 
-    train = pd.read_csv(prepared_workspace / "data" / "banking_train.csv")
-    clean = train.drop(columns=["y"]).sample(n=3000, random_state=7)
+    # The deployed model was trained on the old rows plus the labeled batch,
+    # so a clean batch is a random sample of both.
+    data = prepared_workspace / "data"
+    trained_on = pd.concat(
+        [
+            pd.read_csv(data / "banking_train.csv"),
+            pd.read_csv(data / "new_labeled_batch_01.csv").drop(columns="record_id"),
+        ]
+    )
+    clean = trained_on.drop(columns=["y"]).sample(n=3000, random_state=7)
     clean.insert(0, "record_id", [f"clean-{i}" for i in range(len(clean))])
     clean_path = tmp_path / "clean_batch.csv"
     clean.to_csv(clean_path, index=False)
@@ -85,3 +93,27 @@ def test_chain_drift_then_clean(
     assert json.loads((outputs / "retrain_run_info.json").read_text()) == run_info
     assert len(_fake.calls(state, "create_model_deployment")) == 1
     assert len(_fake.calls(state, "create_registered_model")) == 1
+
+
+def test_chain_clean_first_trains_nothing(
+    chain_scripts, prepared_workspace, mlflow_server, tmp_path
+):
+    state = _fake.new_state(tmp_path / "fake-cml.json")
+    env = subprocess_environment(
+        job_env(prepared_workspace, mlflow_server.uri),
+        state,
+        LOOP_CHAIN_MODE="1",
+        **FAST_CML,
+    )
+    train = pd.read_csv(prepared_workspace / "data" / "banking_train.csv")
+    clean_path = tmp_path / "clean_batch.csv"
+    train.drop(columns=["y"]).sample(n=3000, random_state=8).to_csv(clean_path, index=False)
+
+    codes = run_chain(env, ("--current", str(clean_path)))
+    outputs = prepared_workspace / "outputs"
+
+    assert codes == {1: 0, 2: 0, 3: 0, 4: 0}
+    assert not (outputs / "retrain_run_info.json").exists()
+    assert not (outputs / "deployment_info.json").exists()
+    assert _fake.calls(state, "create_registered_model") == []
+    assert not list((prepared_workspace / "data").glob("new_labeled_batch_*"))
