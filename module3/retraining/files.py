@@ -233,3 +233,35 @@ def job_lock(lock_dir: Path, job_name: str) -> Iterator[Path]:
             yield lock_path
         finally:
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def archive_state_file(path: Path, history_dir: Path) -> Path | None:
+    """Copy ``path`` to ``history_dir/<stem>_<UTC time><suffix>``; return the copy.
+
+    Returns None when ``path`` does not exist. Existing copies are never
+    overwritten: a second copy in the same second gets a counter.
+    """
+    if not path.is_file():
+        return None
+    content = path.read_bytes()
+    stamp = utc_timestamp().replace(":", "").replace("+0000", "Z")
+    counter = 1
+    while True:
+        name = f"{path.stem}_{stamp}{'' if counter == 1 else f'_{counter}'}"
+        target = history_dir / f"{name}{path.suffix}"
+        try:
+            write_exclusive(target, lambda temporary: temporary.write_bytes(content))
+            return target
+        except FileExistsError:
+            counter += 1
+
+
+def write_state_with_history(
+    path: Path, history_dir: Path, payload: dict[str, Any]
+) -> None:
+    """Keep the previous ``path`` under ``history_dir``, then write ``payload``."""
+    archived = archive_state_file(path, history_dir)
+    if archived:
+        log.info("kept the previous %s as %s", path.name, archived)
+    write_json_atomic(path, payload)
+    log.info("wrote %s", path)

@@ -15,10 +15,9 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import pandas as pd
 import requests
 
-from retraining.data import FEATURE_COLUMNS, TARGET_COLUMN, load_table, write_csv
+from retraining.data import FEATURE_COLUMNS, TARGET_COLUMN, load_table
 from retraining.errors import ExternalServiceError, InvalidInputError
 from retraining.files import (
     sha256_file,

@@ -9,7 +9,6 @@ the clean file.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import shutil

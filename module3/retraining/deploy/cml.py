@@ -44,7 +44,11 @@ from retraining.config import (
     positive_float,
     positive_int,
 )
-from retraining.files import utc_timestamp, write_json_atomic, write_text_atomic
+from retraining.files import (
+    archive_state_file,
+    utc_timestamp,
+    write_json_atomic,
+)
 
 log = logging.getLogger(__name__)
 
@@ -212,14 +216,9 @@ def read_previous(path: Path) -> dict[str, Any] | None:
 
 
 def archive(path: Path, workspace: Workspace) -> None:
-    stamp = utc_timestamp().replace(":", "").replace("-", "")
-    target = workspace.history_dir / f"deployment_info_{stamp}.json"
-    number = 1
-    while target.exists():
-        number += 1
-        target = workspace.history_dir / f"deployment_info_{stamp}_{number}.json"
-    write_text_atomic(target, path.read_text(encoding="utf-8", errors="replace"))
-    log.info("kept the previous deployment record as %s", target)
+    copy = archive_state_file(path, workspace.history_dir)
+    if copy:
+        log.info("kept the previous deployment record as %s", copy)
 
 
 def new_record(

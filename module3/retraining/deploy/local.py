@@ -34,8 +34,12 @@ from retraining.config import (
 )
 from retraining.data import DEFAULT_ID_COLUMN, FEATURE_COLUMNS, load_table
 from retraining.errors import ExternalServiceError, InvalidInputError
-from retraining.files import ensure_dir, read_state_json, utc_timestamp
-from retraining.retrain import write_state_with_history
+from retraining.files import (
+    ensure_dir,
+    read_state_json,
+    utc_timestamp,
+    write_state_with_history,
+)
 from retraining.tracking import Tracking, mlflow_errors
 
 log = logging.getLogger(__name__)
