@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -214,3 +215,22 @@ def prepared_workspace(workspace, prepared_data) -> Path:
     data.mkdir()
     (data / "banking_train.csv").write_bytes(prepared_data.read_bytes())
     return workspace
+
+
+@pytest.fixture(scope="session")
+def checked_template(tmp_path_factory, prepared_data) -> Path:
+    """A workspace in which job 1 checked the default simulated batch (drift)."""
+    root = tmp_path_factory.mktemp("checked")
+    (root / "data").mkdir()
+    shutil.copy(prepared_data, root / "data" / "banking_train.csv")
+    result = run_script(1, env=job_env(root))
+    assert result.returncode == 1, result.stderr
+    return root
+
+
+@pytest.fixture
+def checked(checked_template, tmp_path) -> Path:
+    """A copy of ``checked_template`` that one test may change."""
+    root = tmp_path / "checked"
+    shutil.copytree(checked_template, root)
+    return root

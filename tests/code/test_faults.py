@@ -75,24 +75,6 @@ def leftover_temporaries(root: Path) -> list[Path]:
 
 
 @pytest.fixture(scope="module")
-def checked_template(tmp_path_factory, prepared_data) -> Path:
-    """A workspace in which job 1 checked the default simulated batch (drift)."""
-    root = tmp_path_factory.mktemp("faults-checked")
-    (root / "data").mkdir()
-    shutil.copy(prepared_data, root / "data" / "banking_train.csv")
-    result = run_script(1, env=job_env(root))
-    assert result.returncode == 1, result.stderr
-    return root
-
-
-@pytest.fixture
-def checked(checked_template, tmp_path) -> Path:
-    root = tmp_path / "checked"
-    shutil.copytree(checked_template, root)
-    return root
-
-
-@pytest.fixture(scope="module")
 def fault_path(tmp_path_factory) -> Path:
     """A folder with the fault-injecting ``sitecustomize`` module."""
     folder = tmp_path_factory.mktemp("fault-site")

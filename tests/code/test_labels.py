@@ -60,23 +60,6 @@ def test_business_rules_table(changes, before, after):
     assert labels.tolist() == [after]
 
 
-@pytest.fixture(scope="module")
-def checked_template(tmp_path_factory, prepared_data):
-    root = tmp_path_factory.mktemp("labels-checked")
-    (root / "data").mkdir()
-    shutil.copy(prepared_data, root / "data" / "banking_train.csv")
-    result = run_script(1, env=job_env(root))
-    assert result.returncode == 1, result.stderr
-    return root
-
-
-@pytest.fixture
-def checked(checked_template, tmp_path):
-    root = tmp_path / "checked"
-    shutil.copytree(checked_template, root)
-    return root
-
-
 def test_labels_exactly_the_checked_batch(checked):
     result = run_script(2, env=job_env(checked))
     batch = pd.read_csv(checked / "data" / "production_batch_01.csv")

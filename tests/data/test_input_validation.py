@@ -37,24 +37,6 @@ def training(prepared_data) -> pd.DataFrame:
     return load_table(prepared_data, "training data", require_target=True).frame
 
 
-@pytest.fixture(scope="module")
-def checked_template(tmp_path_factory, prepared_data) -> Path:
-    """A workspace in which job 1 checked the default simulated batch (drift)."""
-    root = tmp_path_factory.mktemp("input-checked")
-    (root / "data").mkdir()
-    shutil.copy(prepared_data, root / "data" / "banking_train.csv")
-    result = run_script(1, env=job_env(root))
-    assert result.returncode == 1, result.stderr
-    return root
-
-
-@pytest.fixture
-def checked(checked_template, tmp_path) -> Path:
-    root = tmp_path / "checked"
-    shutil.copytree(checked_template, root)
-    return root
-
-
 def write_batch(frame: pd.DataFrame, path: Path) -> Path:
     frame.to_csv(path, index=False)
     return path
