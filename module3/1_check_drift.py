@@ -47,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     source.add_argument(
         "--batch-size",
-        type=int,
+        type=positive_int,
         default=env_setting("LOOP_BATCH_SIZE", 3000, positive_int),
         help="rows of a simulated batch (env LOOP_BATCH_SIZE)",
     )
@@ -74,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rule.add_argument(
         "--numeric-threshold",
-        type=float,
+        type=positive_float,
         default=env_setting(
             "LOOP_NUMERIC_THRESHOLD", drift.DEFAULT_THRESHOLD, positive_float
         ),
@@ -83,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rule.add_argument(
         "--categorical-threshold",
-        type=float,
+        type=positive_float,
         default=env_setting(
             "LOOP_CATEGORICAL_THRESHOLD", drift.DEFAULT_THRESHOLD, positive_float
         ),
@@ -92,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rule.add_argument(
         "--min-drifted-columns",
-        type=int,
+        type=positive_int,
         default=env_setting(
             "LOOP_MIN_DRIFTED_COLUMNS", drift.DEFAULT_MIN_DRIFTED_COLUMNS, positive_int
         ),
@@ -101,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rule.add_argument(
         "--min-batch-rows",
-        type=int,
+        type=positive_int,
         default=env_setting(
             "LOOP_MIN_BATCH_ROWS", drift.DEFAULT_MIN_BATCH_ROWS, positive_int
         ),

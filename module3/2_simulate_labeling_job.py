@@ -8,6 +8,7 @@ nothing.
 """
 
 import argparse
+import logging
 import os
 import sys
 from pathlib import Path
@@ -20,6 +21,8 @@ try:
 except Exception as import_error:  # exit 1 would read as "drift found"
     print(f"error: cannot import the retraining package: {import_error}", file=sys.stderr)
     sys.exit(4)
+
+log = logging.getLogger("retraining.labels")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -57,10 +60,18 @@ def main(args: argparse.Namespace, workspace) -> int:
         "module3/1_check_drift.py",
         ("drift_detected", "batch.path", "batch.sha256"),
     )
+    batch_info = status["batch"]
+    if not isinstance(status["drift_detected"], bool) or not all(
+        isinstance(batch_info.get(key), str) for key in ("path", "sha256")
+    ):
+        raise InvalidInputError(
+            f"{workspace.drift_status} is invalid: drift_detected must be true or "
+            f"false and batch.path and batch.sha256 must be text; rerun "
+            f"module3/1_check_drift.py, which writes it"
+        )
     if not status["drift_detected"] and not args.force:
         print("No drift recorded in drift_status.json: nothing to label.")
         return 0
-    batch_info = status["batch"]
     batch_path = resolve_workspace_path(batch_info["path"], workspace)
     if not batch_path.is_file():
         raise InvalidInputError(
@@ -77,6 +88,13 @@ def main(args: argparse.Namespace, workspace) -> int:
     done = labeling.find_labeled_batch(workspace, actual)
     if done:
         print(f"Batch {batch_path.name} is already labeled as {done}: nothing written.")
+        if args.labels:
+            log.warning(
+                "--labels %s was not applied because the batch is already labeled; "
+                "to replace the labels, move %s and its .json manifest away and rerun",
+                args.labels,
+                done,
+            )
         return 0
 
     id_column = batch_info.get("id_column") or "record_id"

@@ -31,13 +31,24 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--labels", help="job 2: CSV with real outcomes for the batch")
     parser.add_argument(
         "--target",
-        help="job 4: deployment target, auto, local or cml (env LOOP_DEPLOY_TARGET)",
+        choices=["auto", "local", "cml"],
+        help="job 4: deployment target (env LOOP_DEPLOY_TARGET; default auto)",
     )
     return parser
 
 
 def main(args: argparse.Namespace, workspace) -> int:
+    from retraining.errors import InvalidInputError
     from retraining.pipeline import run_loop
+
+    # Job 4 checks the target too, but only after jobs 1 to 3 have written a
+    # batch and a run, so a wrong value is rejected before the loop starts.
+    target = (args.target or os.environ.get("LOOP_DEPLOY_TARGET", "")).strip().lower()
+    if target not in ("", "auto", "local", "cml"):
+        raise InvalidInputError(
+            f"invalid deployment target {target!r} in LOOP_DEPLOY_TARGET: use auto, "
+            f"local or cml"
+        )
 
     job_arguments = {
         0: ["--source", str(Path(args.source).expanduser().resolve())] if args.source else [],

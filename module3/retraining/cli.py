@@ -30,6 +30,8 @@ from retraining.files import job_lock, remove_pending_temporaries
 
 log = logging.getLogger("retraining")
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
 # Environment variables whose values must never reach a log line.
 SECRET_ENV_VARS = (
     "CDSW_APIV2_KEY",
@@ -112,10 +114,16 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"workspace root holding data/ and outputs/ (env {WORKDIR_ENV}; "
         f"default: the repository root)",
     )
+    level = os.environ.get("LOOP_LOG_LEVEL", "INFO").strip().upper() or "INFO"
+    if level not in LOG_LEVELS:
+        raise InvalidInputError(
+            f"invalid value {level!r} in environment variable LOOP_LOG_LEVEL: use "
+            f"one of {', '.join(LOG_LEVELS)}"
+        )
     parser.add_argument(
         "--log-level",
-        default=os.environ.get("LOOP_LOG_LEVEL", "INFO").upper(),
-        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        default=level,
+        choices=LOG_LEVELS,
         help="logging level (env LOOP_LOG_LEVEL; default INFO)",
     )
 

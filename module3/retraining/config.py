@@ -7,6 +7,8 @@ environment variables, which win over defaults.
 
 from __future__ import annotations
 
+import argparse
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -120,22 +122,41 @@ def parse_bool(raw: str) -> bool:
     raise ValueError("expected one of 1/0, true/false, yes/no, on/off")
 
 
+class InvalidSettingError(argparse.ArgumentTypeError, ValueError):
+    """A flag or environment value that cannot be used.
+
+    argparse prints its message for a flag (exit 2), and ``env_setting``
+    catches it as a ValueError for an environment variable.
+    """
+
+
 def positive_int(raw: str) -> int:
-    value = int(raw)
+    try:
+        value = int(raw)
+    except ValueError:
+        raise InvalidSettingError(f"expected a positive integer, got {raw!r}") from None
     if value <= 0:
-        raise ValueError(f"expected a positive integer, got {value}")
+        raise InvalidSettingError(f"expected a positive integer, got {value}")
     return value
 
 
 def positive_float(raw: str) -> float:
-    value = float(raw)
-    if not value > 0:
-        raise ValueError(f"expected a positive number, got {value}")
+    try:
+        value = float(raw)
+    except ValueError:
+        raise InvalidSettingError(f"expected a positive number, got {raw!r}") from None
+    if not (value > 0 and math.isfinite(value)):
+        raise InvalidSettingError(f"expected a positive finite number, got {raw!r}")
     return value
 
 
 def unit_fraction(raw: str) -> float:
-    value = float(raw)
+    try:
+        value = float(raw)
+    except ValueError:
+        raise InvalidSettingError(f"expected a number, got {raw!r}") from None
     if not 0 < value < 1:
-        raise ValueError(f"expected a number between 0 and 1 (exclusive), got {value}")
+        raise InvalidSettingError(
+            f"expected a number between 0 and 1 (exclusive), got {raw!r}"
+        )
     return value

@@ -128,9 +128,10 @@ def find_labeled_batch(workspace: Workspace, batch_sha256: str) -> Path | None:
 def labeled_batches(workspace: Workspace) -> list[tuple[Path, dict[str, Any]]]:
     """Return complete labeled batches in number order, with their manifests.
 
-    A batch file without a manifest, or whose content no longer matches its
-    manifest, was not completed or was changed by hand; it is skipped with a
-    warning so that no job trains on it.
+    A batch file without a manifest was left by an interrupted job 2; it is
+    skipped with a warning. A batch whose manifest is corrupt or no longer
+    matches its content was changed after job 2 wrote it, so training on it
+    or without it would be wrong: that raises InvalidInputError.
     """
     complete = []
     for _, path in numbered_paths(workspace.data_dir, LABELED_PREFIX, ".csv"):
@@ -140,14 +141,27 @@ def labeled_batches(workspace: Workspace) -> list[tuple[Path, dict[str, Any]]]:
             expected = manifest["sha256"]
             manifest["source_batch"]["sha256"]
         except FileNotFoundError:
-            log.warning("skipping %s: it has no manifest %s", path, manifest_path.name)
+            log.warning(
+                "skipping %s: it has no manifest %s (an interrupted job 2 left it); "
+                "move it away",
+                path,
+                manifest_path.name,
+            )
             continue
         except (ValueError, KeyError, TypeError):
-            log.warning("skipping %s: its manifest %s is corrupt", path, manifest_path)
-            continue
-        if sha256_file(path) != expected:
-            log.warning("skipping %s: its content differs from its manifest", path)
-            continue
+            raise InvalidInputError(
+                f"manifest {manifest_path} of labeled batch {path.name} is corrupt; "
+                f"restore it, or move both files away and rerun "
+                f"module3/2_simulate_labeling_job.py"
+            ) from None
+        actual = sha256_file(path)
+        if actual != expected:
+            raise InvalidInputError(
+                f"labeled batch {path} changed after job 2 wrote it (sha256 "
+                f"{actual}, manifest {expected}); restore it, or move it and "
+                f"{manifest_path.name} away and rerun "
+                f"module3/2_simulate_labeling_job.py"
+            )
         complete.append((path, manifest))
     return complete
 

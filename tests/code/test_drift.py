@@ -223,3 +223,33 @@ def test_missing_training_data_exits_2(workspace):
 
     assert result.returncode == 2
     assert "0_prepare_data.py" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "flag, value",
+    [
+        ("--numeric-threshold", "-1"),
+        ("--categorical-threshold", "nan"),
+        ("--numeric-threshold", "inf"),
+        ("--min-batch-rows", "0"),
+        ("--min-drifted-columns", "-2"),
+        ("--batch-size", "many"),
+    ],
+)
+def test_invalid_rule_flag_exits_2(prepared_workspace, flag, value):
+    result = run_script(1, flag, value, env=job_env(prepared_workspace))
+
+    assert result.returncode == 2
+    assert flag in result.stderr
+    assert repr(value) in result.stderr or value in result.stderr
+    assert not (prepared_workspace / "outputs" / "drift_status.json").exists()
+
+
+def test_runner_rejects_bad_target_first(prepared_workspace):
+    result = run_script(
+        "pipeline", env=job_env(prepared_workspace, LOOP_DEPLOY_TARGET="bogus")
+    )
+
+    assert result.returncode == 2
+    assert "'bogus'" in result.stderr
+    assert not list((prepared_workspace / "data").glob("production_batch_*"))

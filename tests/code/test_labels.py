@@ -196,3 +196,55 @@ def test_bad_labels_file_exits_2(current_batch, tmp_path, mutate, message):
     assert result.returncode == 2
     assert message in result.stderr
     assert not list((root / "data").glob("new_labeled_batch_*"))
+
+
+def test_changed_labeled_batch_is_rejected(checked):
+    from retraining.config import Workspace
+    from retraining.errors import InvalidInputError
+    from retraining.labels import labeled_batches
+
+    first = run_script(2, env=job_env(checked))
+    labeled = checked / "data" / "new_labeled_batch_01.csv"
+    labeled.write_text(labeled.read_text().replace(",no\n", ",yes\n", 2))
+
+    again = run_script(2, env=job_env(checked))
+
+    assert first.returncode == 0, first.stderr
+    assert again.returncode == 2
+    assert "changed after job 2 wrote it" in again.stderr
+    with pytest.raises(InvalidInputError, match="new_labeled_batch_01.csv"):
+        labeled_batches(Workspace(checked))
+
+
+def test_labels_for_labeled_batch_warn(checked, tmp_path):
+    first = run_script(2, env=job_env(checked))
+    batch = pd.read_csv(checked / "data" / "production_batch_01.csv")
+    labels_path = tmp_path / "labels.csv"
+    pd.DataFrame({"record_id": batch["record_id"], "y": "yes"}).to_csv(labels_path, index=False)
+
+    again = run_script(2, "--labels", str(labels_path), env=job_env(checked))
+
+    assert first.returncode == 0, first.stderr
+    assert again.returncode == 0, again.stderr
+    assert "was not applied" in again.stderr
+    assert len(list((checked / "data").glob("new_labeled_batch_*.csv"))) == 1
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"drift_detected": "false"},
+        {"batch": {"path": 5, "sha256": "0" * 64}},
+    ],
+)
+def test_mistyped_status_exits_2(checked, change):
+    status_path = checked / "outputs" / "drift_status.json"
+    status = json.loads(status_path.read_text())
+    status.update(change)
+    status_path.write_text(json.dumps(status))
+
+    result = run_script(2, env=job_env(checked))
+
+    assert result.returncode == 2
+    assert "drift_status.json is invalid" in result.stderr
+    assert not list((checked / "data").glob("new_labeled_batch_*"))
