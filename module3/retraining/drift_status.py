@@ -159,6 +159,13 @@ def reference_files(workspace: Workspace) -> list[Path]:
                     f"file is written by module3/4_register_and_deploy.py: rerun it"
                 )
             paths = [resolve_workspace_path(entry["path"], workspace) for entry in files]
+            missing = [str(path) for path in paths if not path.is_file()]
+            if missing:
+                raise InvalidInputError(
+                    f"training file(s) {missing} of the deployed model, listed in "
+                    f"{workspace.deployment_info}, not found: restore them, or move "
+                    f"that file away to compare with banking_train.csv again"
+                )
             log.info("reference: the training files of the deployed model: %s", paths)
             return paths
     return [workspace.train_csv]

@@ -253,3 +253,22 @@ def test_runner_rejects_bad_target_first(prepared_workspace):
     assert result.returncode == 2
     assert "'bogus'" in result.stderr
     assert not list((prepared_workspace / "data").glob("production_batch_*"))
+
+
+def test_missing_deployed_training_file_exits_2(prepared_workspace):
+    outputs = prepared_workspace / "outputs"
+    outputs.mkdir()
+    info = {
+        "deployed": True,
+        "training_files": [
+            {"path": "data/banking_train.csv"},
+            {"path": "data/new_labeled_batch_07.csv"},
+        ],
+    }
+    (outputs / "deployment_info.json").write_text(json.dumps(info))
+
+    result = run_script(1, env=job_env(prepared_workspace))
+
+    assert result.returncode == 2
+    assert "new_labeled_batch_07.csv" in result.stderr
+    assert "deployment_info.json" in result.stderr

@@ -1,16 +1,18 @@
 """Local deployment target: MLflow Model Registry plus ``mlflow models serve``.
 
 The retrain run's model becomes a version of ``banking_campaign_predictor_v2``
-(one version per run, reused on rerun), the ``champion`` alias moves to it,
-and a scoring server for that version starts in the background. The job
-returns once the server responds to ``/ping`` and a smoke test on real batch rows
-passes. A server of an earlier deployment is stopped only after the new one
-passed, so a failed redeploy leaves the old server running.
+(one version per run, reused on rerun) and a scoring server for that version
+starts in the background. Once the server responds to ``/ping`` and a smoke
+test on real batch rows passes, the ``champion`` alias moves to the version,
+``deployment_info.json`` is written and the server of the earlier deployment is
+stopped. A failed redeploy therefore leaves the alias, the deployment info and
+the old server as they were.
 """
 
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import json
 import logging
 import os
@@ -30,9 +32,9 @@ from retraining.config import (
     Workspace,
     env_setting,
     positive_float,
-    positive_int,
 )
 from retraining.data import DEFAULT_ID_COLUMN, FEATURE_COLUMNS, load_table
+from retraining.drift_status import relative_to_workspace, resolve_workspace_path
 from retraining.errors import ExternalServiceError, InvalidInputError
 from retraining.files import (
     ensure_dir,
@@ -40,7 +42,7 @@ from retraining.files import (
     utc_timestamp,
     write_state_with_history,
 )
-from retraining.tracking import Tracking, mlflow_errors
+from retraining.tracking import Tracking, mlflow_errors, safe_uri
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +58,9 @@ PROGRESS_INTERVAL_SECONDS = 10.0
 STOP_TIMEOUT_SECONDS = 15.0
 # Hosts that bind every interface; the job probes them through the loopback.
 WILDCARD_HOSTS = {"0.0.0.0", "::", ""}
+MAX_PORT = 65535
+# Error codes of MLflow 3.17 stores for an alias that names no version yet.
+MISSING_ALIAS_CODES = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE")
 
 
 @dataclass(frozen=True)
@@ -95,7 +100,7 @@ def add_local_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--port",
-        type=positive_int,
+        type=port_argument,
         default=None,
         help=f"port of the local scoring server; a free port is taken when another "
         f"program uses it (env {PORT_ENV}; default {DEFAULT_PORT})",
@@ -109,14 +114,70 @@ def add_local_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def port_number(raw: str) -> int:
+    """Parse a TCP port; raise ValueError unless it is in 1-65535."""
+    value = int(raw)
+    if not 1 <= value <= MAX_PORT:
+        raise ValueError(f"port {value} is out of range: use a port in 1-{MAX_PORT}")
+    return value
+
+
+def port_argument(raw: str) -> int:
+    """Parse ``--port`` so that argparse prints the range in its error."""
+    try:
+        return port_number(raw)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(
+            f"invalid port {raw!r}: use a port in 1-{MAX_PORT} ({error})"
+        ) from None
+
+
+def check_host(host: str) -> None:
+    """Raise InvalidInputError unless the server can bind ``host`` on this machine.
+
+    A dotted number that is no IPv4 address (``999.1.1.1``) is rejected without
+    a DNS lookup. Other names are resolved, then bound to a free port.
+    """
+    fix = f"pass --host (env {HOST_ENV}) an address of this machine, e.g. 127.0.0.1"
+    if host not in WILDCARD_HOSTS and not is_ip_address(host):
+        if all(part.isdigit() for part in host.split(".")):
+            raise InvalidInputError(f"invalid host {host!r}: not an IP address; {fix}")
+        try:
+            socket.getaddrinfo(host, None)
+        except (socket.gaierror, UnicodeError) as error:
+            raise InvalidInputError(
+                f"invalid host {host!r}: the name does not resolve ({error}); {fix}"
+            ) from None
+    try:
+        free_port(host)
+    except OSError as error:
+        raise InvalidInputError(
+            f"invalid host {host!r}: cannot bind it on this machine ({error}); {fix}"
+        ) from None
+
+
+def is_ip_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
 def resolve_local_settings(args: argparse.Namespace) -> LocalSettings:
+    """Return the server settings from flags, env vars and defaults.
+
+    Raises InvalidInputError for a port outside 1-65535 or a host that this
+    machine cannot bind.
+    """
     host = getattr(args, "host", None) or env_setting(HOST_ENV, DEFAULT_HOST, str)
     port = getattr(args, "port", None) or env_setting(
-        PORT_ENV, DEFAULT_PORT, positive_int
+        PORT_ENV, DEFAULT_PORT, port_number
     )
     timeout = getattr(args, "serve_timeout", None) or env_setting(
         SERVE_TIMEOUT_ENV, DEFAULT_SERVE_TIMEOUT_SECONDS, positive_float
     )
+    check_host(host)
     return LocalSettings(host=host, port=port, serve_timeout=timeout)
 
 
@@ -134,16 +195,26 @@ def server_url(host: str, port: int) -> str:
 # Registry
 
 
-def check_model_artifacts(tracking: Tracking, run_id: str) -> str:
+def check_model_artifacts(
+    tracking: Tracking, run_id: str, job3_uri: str | None = None
+) -> str:
     """Return the artifact URI of the run's model after checking MLmodel is there.
 
-    Raises InvalidInputError when the run has no ``model/MLmodel``.
+    ``job3_uri`` is the tracking URI that job 3 recorded, named in the error.
+    Raises InvalidInputError when the tracking store has no run ``run_id`` or
+    the run has no ``model/MLmodel``.
     """
+    from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri=tracking.uri)
     with mlflow_errors(tracking.uri, f"read run {run_id}"):
-        run = client.get_run(run_id)
+        try:
+            run = client.get_run(run_id)
+        except MlflowException as error:
+            if error.error_code != "RESOURCE_DOES_NOT_EXIST":
+                raise
+            raise run_not_found(tracking, run_id, job3_uri) from None
         listed = client.list_artifacts(run_id, MODEL_ARTIFACT_PATH)
     names = {Path(item.path).name for item in listed}
     if "MLmodel" not in names:
@@ -152,6 +223,17 @@ def check_model_artifacts(tracking: Tracking, run_id: str) -> str:
             f"module3/3_retrain_model.py --force to log the model again"
         )
     return f"{run.info.artifact_uri.rstrip('/')}/{MODEL_ARTIFACT_PATH}"
+
+
+def run_not_found(
+    tracking: Tracking, run_id: str, job3_uri: str | None
+) -> InvalidInputError:
+    recorded = f" ({safe_uri(job3_uri)})" if job3_uri else ""
+    return InvalidInputError(
+        f"run {run_id} named in outputs/retrain_run_info.json was not found in "
+        f"{tracking.display_uri}: rerun module3/3_retrain_model.py, or set "
+        f"MLFLOW_TRACKING_URI to the tracking store job 3 used{recorded}"
+    )
 
 
 def find_version(client: Any, run_id: str) -> Any:
@@ -180,16 +262,18 @@ def wait_until_ready(client: Any, version: str, timeout: float) -> None:
         time.sleep(1)
 
 
-def register_run_model(tracking: Tracking, run_id: str) -> str:
-    """Register the run's model (once per run) and point ``champion`` at it.
+def register_run_model(
+    tracking: Tracking, run_id: str, job3_uri: str | None = None
+) -> str:
+    """Register the run's model once per run and wait until the version is READY.
 
-    Returns the version number. The alias moves only after the version exists
-    and is READY, so it never names a version without a model.
+    Returns the version number; a rerun for the same run reuses its version.
+    The ``champion`` alias is left alone (see ``point_alias``).
     """
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
-    source = check_model_artifacts(tracking, run_id)
+    source = check_model_artifacts(tracking, run_id, job3_uri)
     client = MlflowClient(tracking_uri=tracking.uri)
     with mlflow_errors(tracking.uri, f"register the model of run {run_id}"):
         try:
@@ -207,11 +291,50 @@ def register_run_model(tracking: Tracking, run_id: str) -> str:
             version = str(created.version)
             log.info("registered run %s as %s version %s", run_id, MODEL_NAME, version)
         wait_until_ready(client, version, REGISTRATION_TIMEOUT_SECONDS)
+    return version
+
+
+def point_alias(tracking: Tracking, version: str) -> str | None:
+    """Point ``champion`` at ``version``; return the version it named before, if any."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=tracking.uri)
+    with mlflow_errors(tracking.uri, f"set alias {CHAMPION_ALIAS} to {version}"):
+        try:
+            previous = str(
+                client.get_model_version_by_alias(MODEL_NAME, CHAMPION_ALIAS).version
+            )
+        except MlflowException as error:
+            if error.error_code not in MISSING_ALIAS_CODES:
+                raise
+            previous = None
         client.set_registered_model_alias(MODEL_NAME, CHAMPION_ALIAS, version)
     log.info(
         "alias %s now points at %s version %s", CHAMPION_ALIAS, MODEL_NAME, version
     )
-    return version
+    return previous
+
+
+def restore_alias(tracking: Tracking, previous: str | None) -> None:
+    """Point ``champion`` back at ``previous`` (or remove it); log any failure."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=tracking.uri)
+    try:
+        if previous is None:
+            client.delete_registered_model_alias(MODEL_NAME, CHAMPION_ALIAS)
+        else:
+            client.set_registered_model_alias(MODEL_NAME, CHAMPION_ALIAS, previous)
+    except Exception as error:  # the job is failing already; keep its error
+        log.error(
+            "could not restore alias %s to version %s: %s",
+            CHAMPION_ALIAS,
+            previous,
+            error,
+        )
+        return
+    log.info("restored alias %s to version %s", CHAMPION_ALIAS, previous)
 
 
 # Scoring server processes
@@ -420,14 +543,15 @@ def sample_rows(workspace: Workspace) -> tuple[Any, str]:
     try:
         status = read_state_json(workspace.drift_status, "module3/1_check_drift.py")
         batch_path = (status.get("batch") or {}).get("path")
-        if batch_path and (workspace.root / batch_path).is_file():
-            source = workspace.root / batch_path
+        # Job 1 records a batch outside the workspace by its absolute path.
+        if batch_path and resolve_workspace_path(batch_path, workspace).is_file():
+            source = resolve_workspace_path(batch_path, workspace)
             description = "batch"
     except InvalidInputError as error:
         log.info("smoke test uses training rows: %s", error)
     table = load_table(source, description, id_column=DEFAULT_ID_COLUMN)
     rows = table.frame[FEATURE_COLUMNS].head(SMOKE_TEST_ROWS)
-    return rows, source.relative_to(workspace.root).as_posix()
+    return rows, relative_to_workspace(source, workspace)
 
 
 def request_payload(rows: Any) -> dict[str, Any]:
@@ -545,6 +669,31 @@ def build_deployment_info(
     }
 
 
+def publish_deployment(
+    workspace: Workspace,
+    tracking: Tracking,
+    server: ScoringServer,
+    version: str,
+    info: dict[str, Any],
+) -> None:
+    """Point ``champion`` at the served version, then write deployment_info.json.
+
+    When either step fails (or the job is stopped), the new server stops and
+    the alias goes back to the version it named before.
+    """
+    moved = False
+    previous = None
+    try:
+        previous = point_alias(tracking, version)
+        moved = True
+        write_state_with_history(workspace.deployment_info, workspace.history_dir, info)
+    except BaseException:
+        stop_server(server)
+        if moved:
+            restore_alias(tracking, previous)
+        raise
+
+
 def print_usage(info: dict[str, Any]) -> None:
     body = json.dumps(info["sample_request"], separators=(",", ":"))
     print(f"endpoint: {info['endpoint_url']}")
@@ -561,7 +710,7 @@ def deploy_local(
     workspace: Workspace,
     tracking: Tracking,
 ) -> int:
-    """Register, alias, serve and smoke-test the run's model; return the exit code."""
+    """Register, serve, smoke-test and alias the run's model; return the exit code."""
     settings = resolve_local_settings(args)
     run_id = run_info["run_id"]
     previous = previous_deployment(workspace)
@@ -574,7 +723,7 @@ def deploy_local(
         )
         return 0
 
-    version = register_run_model(tracking, run_id)
+    version = register_run_model(tracking, run_id, run_info.get("tracking_uri"))
     port = choose_port(settings.host, settings.port)
     server = start_server(workspace, tracking, version, settings.host, port)
     try:
@@ -593,7 +742,7 @@ def deploy_local(
     info = build_deployment_info(
         run_info, version, server, workspace, payload, predictions, sample_source
     )
-    write_state_with_history(workspace.deployment_info, workspace.history_dir, info)
+    publish_deployment(workspace, tracking, server, version, info)
     stop_previous_server(previous, keep_pid=server.pid)
     print(f"serving {MODEL_NAME} version {version} (alias {CHAMPION_ALIAS})")
     print_usage(info)
