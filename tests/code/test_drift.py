@@ -209,6 +209,10 @@ def test_reference_follows_deployed_model(prepared_workspace):
         ],
     }
     (outputs / "deployment_info.json").write_text(json.dumps(info))
+    shutil.copy(
+        prepared_workspace / "data" / "banking_train.csv",
+        prepared_workspace / "data" / "new_labeled_batch_01.csv",
+    )
     deployed = reference_files(workspace)
     info["deployed"] = False
     (outputs / "deployment_info.json").write_text(json.dumps(info))
