@@ -101,10 +101,15 @@ def resolve_settings(args: argparse.Namespace):
 
 def main(args: argparse.Namespace, workspace) -> int:
     from retraining import retrain
-    from retraining.tracking import configure_tracking, resolve_timeout
+    from retraining.tracking import (
+        check_tracking_env,
+        configure_tracking,
+        resolve_timeout,
+    )
 
     settings = resolve_settings(args)
     timeout = resolve_timeout(args)
+    check_tracking_env()
     inputs = retrain.load_inputs(workspace)
     if settings.chain_mode and not settings.force:
         # In a CML chain this job runs after every drift check, drift or not,

@@ -48,13 +48,16 @@ def main(args: argparse.Namespace, workspace) -> int:
     from retraining.files import read_state_json
 
     chain_mode = env_setting("LOOP_CHAIN_MODE", False, parse_bool)
+    # Settings are checked before anything else, so that a wrong value exits 2
+    # even on a run that has nothing to deploy.
+    target = resolve_target(args)
+    settings = check_local_settings(args) if target == "local" else None
     if chain_mode and not workspace.retrain_run_info.exists():
         print("nothing to deploy: job 3 has not trained a model yet (chain mode)")
         return 0
     run_info = read_state_json(
         workspace.retrain_run_info, "module3/3_retrain_model.py", RUN_INFO_KEYS
     )
-    target = resolve_target(args)
     if chain_mode:
         if already_deployed(workspace, run_info, target):
             print(f"nothing to deploy: run {run_info['run_id']} is already deployed")
@@ -68,7 +71,17 @@ def main(args: argparse.Namespace, workspace) -> int:
     from retraining.tracking import configure_tracking, resolve_timeout
 
     tracking = configure_tracking(workspace, resolve_timeout(args))
-    return deploy_local(args, run_info, workspace, tracking)
+    return deploy_local(args, run_info, workspace, tracking, settings)
+
+
+def check_local_settings(args: argparse.Namespace):
+    """Return the local server settings after checking them and the tracking URI."""
+    from retraining.deploy.local import resolve_local_settings
+    from retraining.tracking import check_tracking_env, resolve_timeout
+
+    resolve_timeout(args)
+    check_tracking_env()
+    return resolve_local_settings(args)
 
 
 def already_deployed(workspace, run_info: dict, target: str) -> bool:

@@ -21,7 +21,7 @@ from typing import Iterator
 from urllib.parse import urlsplit, urlunsplit
 
 from retraining.config import EXPERIMENT_NAME, Workspace, env_setting, positive_float
-from retraining.errors import ExternalServiceError, LoopError
+from retraining.errors import ExternalServiceError, InvalidInputError, LoopError
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,26 @@ HTTP_BACKOFF_FACTOR = 1
 HTTP_BACKOFF_JITTER = 0.5
 # Seconds between two reachability probes of the tracking server.
 PROBE_INTERVAL_SECONDS = 2.0
+# URI schemes that MLflow 3.17 registers a tracking store for (its
+# _tracking_store_registry), apart from file paths. "mysql+pymysql" and the
+# like count by the part before "+".
+TRACKING_SCHEMES = (
+    "http",
+    "https",
+    "sqlite",
+    "postgresql",
+    "mysql",
+    "mssql",
+    "databricks",
+    "databricks-uc",
+    "uc",
+)
+# MLflow 3.17 rejects a file store (./mlruns, file:///...) unless this is true.
+ALLOW_FILE_STORE_ENV = "MLFLOW_ALLOW_FILE_STORE"
+ACCEPTED_FORMS = (
+    "http(s)://host:port, sqlite:///path/to/mlflow.db, postgresql://, mysql://, "
+    "mssql://, databricks, or unset it to use the workspace's SQLite store"
+)
 
 
 @dataclass(frozen=True)
@@ -88,6 +108,64 @@ def safe_uri(uri: str) -> str:
 
 def is_http_uri(uri: str) -> bool:
     return uri.lower().startswith(("http://", "https://"))
+
+
+def check_tracking_uri(uri: str) -> None:
+    """Raise InvalidInputError unless MLflow 3.17 has a tracking store for ``uri``.
+
+    Also rejects an HTTP URI with a port that is no number in 1-65535, and a
+    file store path unless MLFLOW_ALLOW_FILE_STORE is true.
+    """
+    display = safe_uri(uri)
+    scheme = urlsplit(uri).scheme.lower()
+    base = scheme.split("+", 1)[0]
+    if uri.lower() in ("databricks", "databricks-uc", "uc"):
+        return
+    if base in ("", "file") or len(scheme) == 1:  # len 1: a Windows drive letter
+        check_file_store(display)
+        return
+    if base not in TRACKING_SCHEMES:
+        raise InvalidInputError(
+            f"unsupported MLFLOW_TRACKING_URI {display!r}: MLflow has no tracking "
+            f"store for scheme {scheme!r}. Use one of: {ACCEPTED_FORMS}"
+        )
+    if base in ("http", "https"):
+        check_http_uri(uri)
+
+
+def check_tracking_env() -> None:
+    """Check MLFLOW_TRACKING_URI if it is set (see ``check_tracking_uri``)."""
+    configured = os.environ.get("MLFLOW_TRACKING_URI", "").strip()
+    if configured:
+        check_tracking_uri(configured)
+
+
+def check_file_store(display: str) -> None:
+    allowed = os.environ.get(ALLOW_FILE_STORE_ENV, "").strip().lower()
+    if allowed in ("1", "true", "yes", "on"):
+        return
+    raise InvalidInputError(
+        f"unsupported MLFLOW_TRACKING_URI {display!r}: MLflow 3.17 rejects a file "
+        f"store unless {ALLOW_FILE_STORE_ENV}=true. Set that, or use one of: "
+        f"{ACCEPTED_FORMS}"
+    )
+
+
+def check_http_uri(uri: str) -> None:
+    parts = urlsplit(uri)
+    display = safe_uri(uri)
+    try:
+        port = parts.port
+    except ValueError:
+        raise InvalidInputError(
+            f"invalid port in MLFLOW_TRACKING_URI {display!r}: use "
+            f"http(s)://host:port with a port in 1-65535"
+        ) from None
+    if port == 0 or not parts.hostname:
+        raise InvalidInputError(
+            f"invalid MLFLOW_TRACKING_URI {display!r}: use http(s)://host:port "
+            f"with a host name and a port in 1-65535"
+        )
 
 
 def inside_cml() -> bool:
@@ -192,12 +270,15 @@ def configure_tracking(workspace: Workspace, timeout: float) -> Tracking:
     MLFLOW_TRACKING_URI wins. Outside CML and without it, the store is
     ``sqlite:///<workspace>/mlflow.db`` with artifacts under
     ``<workspace>/mlartifacts``. Inside CML no URI is set. Raises
-    ExternalServiceError when an HTTP server does not respond within ``timeout``.
+    InvalidInputError for a URI that MLflow cannot use (see
+    ``check_tracking_uri``) and ExternalServiceError when an HTTP server does
+    not respond within ``timeout``.
     """
     import mlflow
 
     configured = os.environ.get("MLFLOW_TRACKING_URI", "").strip()
     if configured:
+        check_tracking_uri(configured)
         uri = configured
     elif inside_cml():
         uri = mlflow.get_tracking_uri()

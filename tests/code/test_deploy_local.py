@@ -16,10 +16,10 @@ import requests
 from mlflow.tracking import MlflowClient
 
 from conftest import free_port, job_env, run_script, write_batch_manifest
-from retraining.config import CHAMPION_ALIAS, MODEL_NAME
+from retraining.config import CHAMPION_ALIAS, MODEL_NAME, Workspace
 from retraining.deploy import resolve_target
 from retraining.deploy.local import is_scoring_server, process_exists
-from retraining.deploy.local import stop_process_group
+from retraining.deploy.local import sample_rows, stop_process_group
 from retraining.errors import InvalidInputError
 
 BATCH_ROWS = 300
@@ -41,6 +41,22 @@ def write_batch(workspace: Path, seed: int = 1) -> Path:
     (workspace / "outputs").mkdir(exist_ok=True)
     (workspace / "outputs" / "drift_status.json").write_text(json.dumps(status))
     return batch
+
+
+def write_outside_batch(workspace: Path, folder: Path) -> Path:
+    """Copy the batch to ``folder`` and name it in drift_status.json by its
+    absolute path, as job 1 records a ``--current`` file outside the workspace."""
+    folder.mkdir(parents=True, exist_ok=True)
+    outside = folder / "outside_batch.csv"
+    outside.write_bytes((workspace / "data" / "production_batch_01.csv").read_bytes())
+    status = {"drift_detected": True, "batch": {"path": str(outside)}}
+    (workspace / "outputs" / "drift_status.json").write_text(json.dumps(status))
+    return outside
+
+
+def champion_version(uri: str) -> str:
+    client = MlflowClient(tracking_uri=uri)
+    return client.get_model_version_by_alias(MODEL_NAME, CHAMPION_ALIAS).version
 
 
 def read_deployment(workspace: Path) -> dict:
@@ -137,10 +153,43 @@ def test_rerun_starts_no_second_server(first_deploy, deploy_workspace, mlflow_se
 
 
 @pytest.fixture(scope="module")
-def redeploy(deploy_workspace, mlflow_server, first_deploy) -> dict:
-    """A forced retrain, then job 4 asked for a port another program holds."""
+def failed_redeploy(deploy_workspace, mlflow_server, first_deploy) -> dict:
+    """A forced retrain, then job 4 whose new server misses a 0.5 s startup limit."""
     result = run_script(3, "--force", env=job_env(deploy_workspace, mlflow_server.uri))
     assert result.returncode == 0, result.stderr
+    port = str(free_port())
+    env = job_env(deploy_workspace, mlflow_server.uri, LOOP_DEPLOY_TARGET="local")
+    result = run_script(4, "--port", port, "--serve-timeout", "0.5", env=env)
+    return {
+        "returncode": result.returncode,
+        "stderr": result.stderr,
+        "champion": champion_version(mlflow_server.uri),
+        "deployment": read_deployment(deploy_workspace),
+        "old_server_runs": process_exists(first_deploy["pid"]),
+    }
+
+
+def test_failed_redeploy_exit_3(failed_redeploy):
+    assert failed_redeploy["returncode"] == 3, failed_redeploy["stderr"]
+
+
+def test_failed_redeploy_keeps_alias(failed_redeploy, first_deploy):
+    assert failed_redeploy["champion"] == first_deploy["version"]
+
+
+def test_failed_redeploy_keeps_info(failed_redeploy, first_deploy):
+    assert failed_redeploy["deployment"]["run_id"] == first_deploy["run_id"]
+
+
+def test_failed_redeploy_keeps_old_server(failed_redeploy):
+    assert failed_redeploy["old_server_runs"] is True
+
+
+@pytest.fixture(scope="module")
+def redeploy(deploy_workspace, mlflow_server, first_deploy, failed_redeploy) -> dict:
+    """After the failed attempt, job 4 asked for a port another program holds,
+    with drift_status.json naming a batch outside the workspace."""
+    outside = write_outside_batch(deploy_workspace, deploy_workspace.parent / "ext")
     with socket.socket() as blocker:
         blocker.bind(("127.0.0.1", 0))
         blocker.listen()
@@ -149,6 +198,7 @@ def redeploy(deploy_workspace, mlflow_server, first_deploy) -> dict:
     assert result.returncode == 0, result.stderr
     info = read_deployment(deploy_workspace)
     info["_blocked_port"] = blocked_port
+    info["_outside_batch"] = str(outside)
     return info
 
 
@@ -158,6 +208,20 @@ def test_redeploy_new_run(redeploy, first_deploy):
 
 def test_redeploy_new_version(redeploy, first_deploy):
     assert int(redeploy["version"]) > int(first_deploy["version"])
+
+
+def test_redeploy_reuses_registered_version(redeploy, mlflow_server):
+    client = MlflowClient(tracking_uri=mlflow_server.uri)
+    versions = client.search_model_versions(f"run_id = '{redeploy['run_id']}'")
+    assert len(versions) == 1
+
+
+def test_redeploy_sets_alias(redeploy, mlflow_server):
+    assert champion_version(mlflow_server.uri) == redeploy["version"]
+
+
+def test_redeploy_samples_outside_batch(redeploy):
+    assert redeploy["smoke_test"]["source"] == redeploy["_outside_batch"]
 
 
 def test_redeploy_avoids_taken_port(redeploy):
@@ -218,6 +282,52 @@ def test_unreachable_tracking_exit_3(workspace):
     assert result.returncode == 3
     assert uri in result.stderr
     assert time.monotonic() - started < 60
+
+
+def test_run_not_in_store_exit_2(workspace, mlflow_server):
+    (workspace / "outputs").mkdir()
+    run_id = "0" * 32
+    run_info = {"run_id": run_id, "model_uri": "runs:/x/model", "training_files": []}
+    (workspace / "outputs" / "retrain_run_info.json").write_text(json.dumps(run_info))
+    env = job_env(workspace, mlflow_server.uri, LOOP_DEPLOY_TARGET="local")
+    result = run_script(4, "--port", str(free_port()), env=env, timeout=120)
+    assert result.returncode == 2, result.stderr
+    assert f"run {run_id}" in result.stderr
+    assert f"not found in {mlflow_server.uri}" in result.stderr
+    assert "3_retrain_model.py" in result.stderr
+
+
+SETTINGS_ERRORS = [
+    (["--port", "99999"], {}, "99999"),
+    ([], {"LOOP_SERVE_PORT": "70000"}, "70000"),
+    (["--host", "999.1.1.1"], {}, "999.1.1.1"),
+    ([], {"LOOP_DEPLOY_TARGET": "bogus"}, "bogus"),
+    ([], {"MLFLOW_TRACKING_URI": "bogus://x"}, "bogus://x"),
+    ([], {"MLFLOW_TRACKING_URI": "http://127.0.0.1:notaport"}, "invalid port"),
+]
+
+
+@pytest.mark.parametrize("flags, env_vars, named", SETTINGS_ERRORS)
+def test_settings_error_exit_2(workspace, flags, env_vars, named):
+    # Chain mode without retrain_run_info.json: nothing to deploy, but the
+    # settings are checked first.
+    env = job_env(workspace, LOOP_CHAIN_MODE="1", **env_vars)
+    result = run_script(4, *flags, env=env, timeout=60)
+    assert result.returncode == 2, result.stderr
+    assert named in result.stderr
+
+
+def test_sample_rows_outside_workspace(tmp_path, prepared_data):
+    root = tmp_path / "workspace"
+    (root / "outputs").mkdir(parents=True)
+    rows = pd.read_csv(prepared_data).drop(columns="y").head(20)
+    outside = tmp_path / "elsewhere" / "batch.csv"
+    outside.parent.mkdir()
+    rows.to_csv(outside, index=False)
+    status = {"batch": {"path": str(outside)}}
+    (root / "outputs" / "drift_status.json").write_text(json.dumps(status))
+    _, source = sample_rows(Workspace(root))
+    assert source == str(outside)
 
 
 def target_args(target: str | None = None) -> argparse.Namespace:

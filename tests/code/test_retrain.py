@@ -13,7 +13,8 @@ from mlflow.tracking import MlflowClient
 from conftest import free_port, job_env, run_script, write_batch_manifest
 from retraining import retrain
 from retraining.config import EXPERIMENT_NAME
-from retraining.tracking import safe_uri
+from retraining.errors import InvalidInputError
+from retraining.tracking import check_tracking_uri, safe_uri
 
 BATCH_ROWS = 2000
 
@@ -254,6 +255,59 @@ def test_invalid_fraction_exit_2(prepared_workspace):
     result = run_script(3, env=env)
     assert result.returncode == 2
     assert "LOOP_OLD_HOLDOUT_FRACTION" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("uri", "named"),
+    [
+        ("bogus://x", "bogus://x"),
+        ("http://127.0.0.1:notaport", "invalid port"),
+    ],
+)
+def test_unsupported_tracking_uri_exit_2(prepared_workspace, uri, named):
+    started = time.monotonic()
+    result = run_script(3, env=job_env(prepared_workspace, uri), timeout=120)
+    assert result.returncode == 2, result.stderr
+    assert named in result.stderr
+    assert time.monotonic() - started < 30
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "http://127.0.0.1:5000",
+        "https://user:secret@mlflow.example.test/prefix",
+        "sqlite:////tmp/a/mlflow.db",
+        "postgresql://user@db.example.test/mlflow",
+        "mysql+pymysql://user@db.example.test/mlflow",
+        "databricks",
+        "databricks://profile",
+    ],
+)
+def test_check_tracking_uri_accepts(uri):
+    check_tracking_uri(uri)
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "bogus://x",
+        "http://127.0.0.1:notaport",
+        "http://127.0.0.1:99999",
+        "http://:5000",
+        "/tmp/mlruns",
+        "file:///tmp/mlruns",
+    ],
+)
+def test_check_tracking_uri_rejects(uri, monkeypatch):
+    monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)
+    with pytest.raises(InvalidInputError):
+        check_tracking_uri(uri)
+
+
+def test_check_tracking_uri_file_store_opt_in(monkeypatch):
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    check_tracking_uri("file:///tmp/mlruns")
 
 
 @pytest.mark.parametrize(

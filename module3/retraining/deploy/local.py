@@ -115,21 +115,23 @@ def add_local_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def port_number(raw: str) -> int:
-    """Parse a TCP port; raise ValueError unless it is in 1-65535."""
-    value = int(raw)
+    """Parse a TCP port; raise ValueError unless it is a whole number in 1-65535."""
+    try:
+        value = int(raw)
+    except ValueError:
+        message = f"invalid port {raw!r}: use a number in 1-{MAX_PORT}"
+        raise ValueError(message) from None
     if not 1 <= value <= MAX_PORT:
         raise ValueError(f"port {value} is out of range: use a port in 1-{MAX_PORT}")
     return value
 
 
 def port_argument(raw: str) -> int:
-    """Parse ``--port`` so that argparse prints the range in its error."""
+    """Parse ``--port``; argparse prints an ArgumentTypeError's message."""
     try:
         return port_number(raw)
     except ValueError as error:
-        raise argparse.ArgumentTypeError(
-            f"invalid port {raw!r}: use a port in 1-{MAX_PORT} ({error})"
-        ) from None
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def check_host(host: str) -> None:
@@ -709,9 +711,13 @@ def deploy_local(
     run_info: dict[str, Any],
     workspace: Workspace,
     tracking: Tracking,
+    settings: LocalSettings | None = None,
 ) -> int:
-    """Register, serve, smoke-test and alias the run's model; return the exit code."""
-    settings = resolve_local_settings(args)
+    """Register, serve, smoke-test and alias the run's model; return the exit code.
+
+    ``settings`` defaults to ``resolve_local_settings(args)``.
+    """
+    settings = settings or resolve_local_settings(args)
     run_id = run_info["run_id"]
     previous = previous_deployment(workspace)
     same_run = bool(previous and previous.get("run_id") == run_id)
