@@ -72,7 +72,7 @@ LABEL_SPELLINGS = {
     "0.0": NEGATIVE_LABEL,
 }
 
-# Name of the index that holds each row's line number in its file.
+# Name of the index that contains each row's line number in its file.
 LINE_INDEX = "line"
 
 # How many bad values an error message lists before it only counts them.

@@ -123,12 +123,12 @@ def test_rerun_with_other_content_needs_force(bank_csv, workspace, tmp_path):
     first = run_script(0, "--source", str(bank_csv), env=job_env(workspace))
     original = (workspace / "data" / "banking_train.csv").read_bytes()
 
-    refused = run_script(0, "--source", str(smaller), env=job_env(workspace))
+    rejected = run_script(0, "--source", str(smaller), env=job_env(workspace))
     forced = run_script(0, "--source", str(smaller), "--force", env=job_env(workspace))
 
     assert first.returncode == 0, first.stderr
-    assert refused.returncode == 2
-    assert "--force" in refused.stderr
+    assert rejected.returncode == 2
+    assert "--force" in rejected.stderr
     assert forced.returncode == 0, forced.stderr
     kept = sorted((workspace / "data").glob("banking_train.*.csv"))
     assert len(kept) == 1
