@@ -156,6 +156,29 @@ def stop_process(process: subprocess.Popen) -> None:
         process.wait(timeout=10)
 
 
+def recorded_pids(workspace: Path) -> set[int]:
+    """Return the scoring server pids that job 4 recorded in a workspace."""
+    outputs = workspace / "outputs"
+    paths = [outputs / "deployment_info.json"]
+    paths += list((outputs / "history").glob("deployment_info*.json"))
+    pids = set()
+    for path in paths:
+        if path.is_file():
+            pid = json.loads(path.read_text(encoding="utf-8")).get("pid")
+            if isinstance(pid, int):
+                pids.add(pid)
+    return pids
+
+
+def stop_scoring_servers(workspace: Path) -> None:
+    """Stop every scoring server job 4 started in ``workspace`` and left running."""
+    from retraining.deploy.local import is_scoring_server, stop_process_group
+
+    for pid in recorded_pids(workspace):
+        if is_scoring_server(pid):
+            stop_process_group(pid)
+
+
 @pytest.fixture(scope="session")
 def mlflow_server(tmp_path_factory) -> MlflowServer:
     server = start_mlflow_server(tmp_path_factory.mktemp("mlflow-server"))

@@ -1,4 +1,4 @@
-"""What every job script shares: arguments, logging, locking and exit codes.
+"""Arguments, logging, locking and exit codes shared by every job script.
 
 Only the standard library is imported here, so that a job whose third-party
 packages fail to import still exits with code 4 and a message, not with

@@ -1,7 +1,7 @@
 """Job 1's files: the batch it checks, the reference it compares with, its verdict.
 
 The verdict goes to ``outputs/drift_status.json`` and the Evidently report to
-``outputs/1_drift_report.html``; both are replaced atomically, and each run
+``outputs/1_drift_report.html``. Both are replaced atomically, and each run
 also keeps a copy of both under ``outputs/history/``.
 """
 

@@ -81,7 +81,7 @@ def _extract_csv(archive: bytes, url: str) -> bytes:
                 return outer.read(UCI_CSV_NAME)
             if UCI_INNER_ZIP not in names:
                 raise ExternalServiceError(
-                    f"the archive from {url} holds neither {UCI_INNER_ZIP} nor "
+                    f"the archive from {url} contains neither {UCI_INNER_ZIP} nor "
                     f"{UCI_CSV_NAME} (found {names}); pass --source PATH"
                 )
             with zipfile.ZipFile(io.BytesIO(outer.read(UCI_INNER_ZIP))) as inner:

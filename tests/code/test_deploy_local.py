@@ -15,10 +15,16 @@ import pytest
 import requests
 from mlflow.tracking import MlflowClient
 
-from conftest import free_port, job_env, run_script, write_batch_manifest
+from conftest import (
+    free_port,
+    job_env,
+    run_script,
+    stop_scoring_servers,
+    write_batch_manifest,
+)
 from retraining.config import CHAMPION_ALIAS, MODEL_NAME, Workspace
 from retraining.deploy import resolve_target
-from retraining.deploy.local import is_scoring_server, process_exists
+from retraining.deploy.local import process_exists
 from retraining.deploy.local import sample_rows, stop_process_group
 from retraining.errors import InvalidInputError
 
@@ -64,25 +70,6 @@ def read_deployment(workspace: Path) -> dict:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def recorded_pids(workspace: Path) -> set[int]:
-    outputs = workspace / "outputs"
-    paths = [outputs / "deployment_info.json"]
-    paths += list((outputs / "history").glob("deployment_info*.json"))
-    pids = set()
-    for path in paths:
-        if path.is_file():
-            pid = json.loads(path.read_text(encoding="utf-8")).get("pid")
-            if isinstance(pid, int):
-                pids.add(pid)
-    return pids
-
-
-def stop_servers(workspace: Path) -> None:
-    for pid in recorded_pids(workspace):
-        if is_scoring_server(pid):
-            stop_process_group(pid)
-
-
 def deploy(workspace: Path, uri: str, port: int, **extra: str):
     env = job_env(workspace, uri, LOOP_DEPLOY_TARGET="local", **extra)
     return run_script(4, "--port", str(port), env=env, timeout=400)
@@ -97,7 +84,7 @@ def deploy_workspace(tmp_path_factory, prepared_data, mlflow_server):
     result = run_script(3, env=job_env(root, mlflow_server.uri))
     assert result.returncode == 0, result.stderr
     yield root
-    stop_servers(root)
+    stop_scoring_servers(root)
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,6 @@ so the session's shared server is not touched.
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
 import time
@@ -22,6 +20,7 @@ from conftest import (
     run_script,
     start_mlflow_server,
     stop_process,
+    stop_scoring_servers,
 )
 
 MODEL_NAME = "banking_campaign_predictor_v2"
@@ -118,10 +117,4 @@ def test_server_down_before_deploy(labeled, tmp_path):
         assert str(version.version) == str(deployment["version"])
     finally:
         stop_process(server.process)
-        if deployment_path.exists():
-            pid = json.loads(deployment_path.read_text()).get("pid")
-            if pid:
-                try:
-                    os.killpg(pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
+        stop_scoring_servers(labeled)

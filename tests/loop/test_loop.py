@@ -7,32 +7,15 @@ the labeled batch, the MLflow run, the registry and the scoring server.
 from __future__ import annotations
 
 import json
-import os
-import signal
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import requests
 
-from conftest import free_port, job_env, run_script
+from conftest import free_port, job_env, run_script, stop_scoring_servers
 
 pytestmark = pytest.mark.loop
-
-
-def stop_scoring_server(workspace: Path) -> None:
-    info_path = workspace / "outputs" / "deployment_info.json"
-    if not info_path.exists():
-        return
-    pid = json.loads(info_path.read_text()).get("pid")
-    if pid:
-        try:
-            os.killpg(pid, signal.SIGTERM)
-        except (ProcessLookupError, PermissionError):
-            try:
-                os.kill(pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +24,7 @@ def loop_run(tmp_path_factory, bank_csv, mlflow_server):
     env = job_env(root, mlflow_server.uri, LOOP_SERVE_PORT=str(free_port()))
     result = run_script("pipeline", "--source", str(bank_csv), env=env, timeout=1500)
     yield root, result, env
-    stop_scoring_server(root)
+    stop_scoring_servers(root)
 
 
 def read_json(root: Path, name: str) -> dict:
